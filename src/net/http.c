@@ -13,16 +13,16 @@
 
 /*
  * h2o buffers a whole request body before it calls the handler. Bodies up
- * to H2O_BODY_LIMIT reach http.c, which answers 413 in MCSManager's
- * envelope for those over HTTP_MAX_BODY; h2o itself rejects larger ones
+ * to H2O_BODY_LIMIT reach http.c, which rejects those over HTTP_MAX_BODY
+ * with a 413 in MCSManager's envelope; h2o itself rejects larger ones
  * with its own plain-text 413, so one request never holds more than this.
  */
 #define H2O_BODY_LIMIT (4 * HTTP_MAX_BODY)
 
-/* How long a drained server waits for in-flight HTTP/1 requests. */
+/* Interval at which a server being freed checks for open connections. */
 #define HTTP_DRAIN_POLL_MS 10
 
-/* A WebSocket whose peer never answers our close frame is dropped after
+/* A WebSocket whose peer never replies to our close frame is dropped after
  * this long. */
 #define HTTP_WS_CLOSE_TIMEOUT_MS 3000
 
@@ -628,7 +628,7 @@ static void http__ws_timer_closed(uv_handle_t *handle)
     free(ws);
 }
 
-/* Ends the connection for good: tells the user, then frees h2o's side.
+/* Ends the connection for good: calls on_close, then frees h2o's side.
  * Always runs from the timer, never inside h2o's read/write loop or inside
  * a call the user made, so no caller finds its ws freed under it. */
 static void http__ws_finish(uv_timer_t *timer)
@@ -743,7 +743,7 @@ void http_ws_close(http_ws_t *ws)
         return;
     ws->closing = 1;
     wslay_event_queue_close(ws->conn->ws_ctx, 1000, NULL, 0);
-    /* A peer that never answers the close frame is dropped anyway. */
+    /* A peer that never replies to the close frame is dropped anyway. */
     http__ws_schedule_finish(ws, HTTP_WS_CLOSE_TIMEOUT_MS);
     http__ws_proceed(ws);
 }

@@ -71,4 +71,41 @@ size_t sio_socket_pending(const sio_socket_t *socket);
 void sio_socket_set_data(sio_socket_t *socket, void *data);
 void *sio_socket_get_data(const sio_socket_t *socket);
 
+/*
+ * Packet codec, shared with the unit tests (not for other modules).
+ */
+
+/* Socket.IO 5 packet types. */
+enum sio__packet_type {
+    SIO__CONNECT,
+    SIO__DISCONNECT,
+    SIO__EVENT,
+    SIO__ACK,
+    SIO__CONNECT_ERROR,
+    SIO__BINARY_EVENT,
+    SIO__BINARY_ACK,
+};
+
+typedef struct sio__packet {
+    enum sio__packet_type type;
+    const char *nsp;        /* points into the decoded text, or "/" */
+    size_t nsp_len;
+    long long ack_id;       /* -1 when absent */
+    json_t *data;           /* owned by the packet; NULL when absent */
+} sio__packet_t;
+
+/*
+ * Decodes one Socket.IO packet (the payload of an Engine.IO message).
+ * Returns 0 and fills packet (release it with json_decref(packet->data)),
+ * or -EINVAL for text the protocol rejects: an unknown type, a binary
+ * packet (unsupported), invalid JSON, or a payload of the wrong shape for
+ * the type.
+ */
+int sio__packet_decode(const char *text, size_t len, sio__packet_t *packet);
+/*
+ * Encodes EVENT `2["event",arg]` in the default namespace (arg may be NULL
+ * for none). Returns a string the caller frees, its length in *len.
+ */
+char *sio__event_encode(const char *event, json_t *arg, size_t *len);
+
 #endif
