@@ -19,7 +19,8 @@
  */
 #define H2O_BODY_LIMIT (4 * HTTP_MAX_BODY)
 
-/* Interval at which a server being freed checks for open connections. */
+/* Interval at which a closing server or WebSocket checks what is left to
+ * write. */
 #define HTTP_DRAIN_POLL_MS 10
 
 /* A WebSocket whose peer never replies to our close frame is dropped after
@@ -84,6 +85,7 @@ struct http_ws {
     int closing;    /* our close frame is queued */
     int finishing;  /* the final teardown is scheduled */
     int closed;
+    uint64_t close_deadline; /* loop time at which a drain stops waiting */
     uv_timer_t *timer;
 };
 
@@ -436,6 +438,15 @@ static void http__on_drain_tick(uv_timer_t *timer)
 {
     http_server_t *server = timer->data;
 
+    /*
+     * h2o 2.2.5 ends idle keep-alive connections only when their request
+     * timeout fires (up to 10 s later). Firing that timeout now closes
+     * every connection that waits for a request; those with a response in
+     * flight are not on it and close once the response is written, since
+     * shutdown makes them non-persistent.
+     */
+    h2o_timeout_run(server->loop, &server->context.http1.req_timeout,
+                    UINT64_MAX / 2);
     if (!http__context_idle(&server->context))
         return;
     uv_timer_stop(timer);
@@ -737,15 +748,45 @@ size_t http_ws_pending(const http_ws_t *ws)
     return wslay_event_get_queued_msg_length(ws->conn->ws_ctx);
 }
 
+/* Queues the close frame and bounds the wait for the peer's reply. */
+static void http__ws_send_close(http_ws_t *ws)
+{
+    wslay_event_queue_close(ws->conn->ws_ctx, 1000, NULL, 0);
+    /* A peer that never replies to the close frame is dropped anyway. */
+    http__ws_schedule_finish(ws, HTTP_WS_CLOSE_TIMEOUT_MS);
+    http__ws_proceed(ws);
+}
+
+static void http__ws_on_drain_tick(uv_timer_t *timer)
+{
+    http_ws_t *ws = timer->data;
+
+    if (ws->finishing)
+        return;
+    if (wslay_event_get_queued_msg_length(ws->conn->ws_ctx) > 0 &&
+        uv_now(timer->loop) < ws->close_deadline)
+        return;
+    uv_timer_stop(timer);
+    http__ws_send_close(ws);
+}
+
 void http_ws_close(http_ws_t *ws)
 {
     if (ws->closing || ws->finishing)
         return;
     ws->closing = 1;
-    wslay_event_queue_close(ws->conn->ws_ctx, 1000, NULL, 0);
-    /* A peer that never replies to the close frame is dropped anyway. */
-    http__ws_schedule_finish(ws, HTTP_WS_CLOSE_TIMEOUT_MS);
-    http__ws_proceed(ws);
+    /*
+     * wslay sends control frames ahead of queued data, so a close frame
+     * queued now would overtake (and lose) the messages already queued.
+     * Wait until they are written, for at most HTTP_WS_CLOSE_TIMEOUT_MS.
+     */
+    if (wslay_event_get_queued_msg_length(ws->conn->ws_ctx) == 0) {
+        http__ws_send_close(ws);
+        return;
+    }
+    ws->close_deadline = uv_now(ws->timer->loop) + HTTP_WS_CLOSE_TIMEOUT_MS;
+    uv_timer_start(ws->timer, http__ws_on_drain_tick, HTTP_DRAIN_POLL_MS,
+                   HTTP_DRAIN_POLL_MS);
 }
 
 const char *http_ws_peer(const http_ws_t *ws)

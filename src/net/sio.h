@@ -45,7 +45,11 @@ sio_server_t *sio_server_new(uv_loop_t *loop,
                              const sio_server_options_t *options,
                              const sio_server_callbacks_t *callbacks,
                              void *data);
-/* Disconnects every socket and frees the server. */
+/*
+ * Disconnects every socket (on_disconnect runs for each before this
+ * returns, with reason "server shutting down") and frees the server. Must
+ * not be called from inside one of the server's callbacks.
+ */
 void sio_server_free(sio_server_t *server);
 /*
  * Offers an HTTP request to the server. Returns 1 if the path is under the
