@@ -129,10 +129,13 @@ static int run_daemon(const options_t *opt)
         fprintf(stderr, "hearth daemon: --data DIR is required\n");
         return 2;
     }
-    if (parse_listen(opt->listen ? opt->listen : DEFAULT_DAEMON_LISTEN, host,
-                     sizeof(host), &port) != 0)
-        return 2;
     log_init("daemon");
+    /* Without --listen the daemon uses the ip and port of its
+     * Config/global.json, 127.0.0.1:24444 by default. */
+    if (opt->listen == NULL)
+        return daemon_run(opt->data, NULL, -1);
+    if (parse_listen(opt->listen, host, sizeof(host), &port) != 0)
+        return 2;
     return daemon_run(opt->data, host, port);
 }
 
@@ -230,6 +233,12 @@ static int up_spawn(uv_loop_t *loop, up_child_t *child, char **args)
     po.file = args[0];
     po.args = args;
     po.exit_cb = up_on_child_exit;
+    /*
+     * Own sessions, so a Ctrl-C on the terminal reaches only `up`, which
+     * forwards one SIGTERM. The daemon takes a second signal as "kill
+     * every instance now", so it must not get the terminal's as well.
+     */
+    po.flags = UV_PROCESS_DETACHED;
     po.stdio = stdio;
     po.stdio_count = 3;
     child->process.data = child;

@@ -329,8 +329,9 @@ int daemon_run(const char *data_dir, const char *host, int port)
     signal(SIGPIPE, SIG_IGN);
     if (dconfig_load(data_dir, &d.cfg) < 0)
         return 1;
-    /* The command line wins over the stored ip and port, which stay in
-     * the file as they are. Port 0 selects an ephemeral port. */
+    /* The command line wins over the stored ip and port. Port 0 selects
+     * an ephemeral port. An empty stored ip means loopback here, not all
+     * interfaces as in MCSManager. */
     if (host == NULL || host[0] == '\0')
         host = d.cfg->ip[0] != '\0' ? d.cfg->ip : "127.0.0.1";
     if (port < 0)
@@ -341,6 +342,15 @@ int daemon_run(const char *data_dir, const char *host, int port)
     d.proto = protocol_new(&d.loop, d.cfg, d.sysinfo);
     if (daemon_listen(&d, host, port) < 0)
         goto out;
+    /* A panel on this host finds its local daemon through the stored port
+     * (as MCSManager's does), so keep it equal to the one in use. */
+    if (d.cfg->port != http_server_port(d.http)) {
+        d.cfg->port = http_server_port(d.http);
+        if (dconfig_save(d.cfg) < 0)
+            log_warn("cannot store port %d in Config/global.json; a panel "
+                     "reading that file will not find this daemon",
+                     d.cfg->port);
+    }
     d.registry =
         registry_new(&d.loop, data_dir, d.cfg, http_server_port(d.http),
                      &daemon_instance_callbacks, &d);
