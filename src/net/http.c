@@ -451,13 +451,13 @@ static void http__on_drain_tick(uv_timer_t *timer)
         return;
     uv_timer_stop(timer);
     /*
-     * libuv finishes closing handles in the reverse order of uv_close, so
-     * closing the drain timer before h2o's own timers makes its callback,
-     * which frees the memory those timers live in, run after theirs.
+     * h2o_context_dispose() runs the loop itself (UV_RUN_NOWAIT) until its
+     * own timers are closed, so the memory they live in can be freed once
+     * it returns; the drain timer is closed last for that reason.
      */
-    uv_close((uv_handle_t *)timer, http__free_memory);
     h2o_context_dispose(&server->context);
     h2o_config_dispose(&server->config);
+    uv_close((uv_handle_t *)timer, http__free_memory);
 }
 
 void http_server_free(http_server_t *server)
