@@ -40,11 +40,13 @@ static void usage(FILE *out)
             "      Panel: users, API keys, nodes and the /api HTTP API.\n"
             "      DIR holds the SQLite store. Default listen address "
             DEFAULT_PANEL_LISTEN ".\n"
-            "  hearth up [--data DIR] [--demo DIR]\n"
-            "      Both on their default loopback addresses, the panel\n"
-            "      bound to the local daemon. --data defaults to\n"
-            "      ./hearth-data; --demo is the demo game server's folder\n"
-            "      (default: demo/flying-squid next to the build folder).\n");
+            "  hearth up [--data DIR] [--demo DIR] [--panel-listen HOST:PORT]\n"
+            "            [--daemon-listen HOST:PORT]\n"
+            "      Both programs, the panel bound to the local daemon.\n"
+            "      --data defaults to ./hearth-data; --demo is the demo\n"
+            "      game server's folder (default: demo/flying-squid next\n"
+            "      to the build folder); the listen addresses default to\n"
+            "      " DEFAULT_PANEL_LISTEN " and " DEFAULT_DAEMON_LISTEN ".\n");
 }
 
 /*
@@ -89,6 +91,8 @@ typedef struct options {
     const char *listen;
     const char *demo;
     const char *local_daemon;
+    const char *panel_listen;  /* up only */
+    const char *daemon_listen; /* up only */
 } options_t;
 
 /* Parses the flags after the subcommand. Returns 0, or -1 on bad usage. */
@@ -107,6 +111,10 @@ static int parse_options(int argc, char **argv, options_t *opt)
             slot = &opt->demo;
         else if (strcmp(argv[i], "--local-daemon") == 0)
             slot = &opt->local_daemon;
+        else if (strcmp(argv[i], "--panel-listen") == 0)
+            slot = &opt->panel_listen;
+        else if (strcmp(argv[i], "--daemon-listen") == 0)
+            slot = &opt->daemon_listen;
         if (slot == NULL) {
             fprintf(stderr, "hearth: unknown option \"%s\"\n", argv[i]);
             return -1;
@@ -186,12 +194,18 @@ static void up_stop_all(int signum)
 
 static void up_on_child_closed(uv_handle_t *handle)
 {
+    static int signals_closed;
     size_t i;
 
     (void)handle;
     for (i = 0; i < ARRAY_SIZE(up_children); i++)
         if (up_children[i].running)
             return;
+    /* Both children may exit before either close callback runs, so this
+     * can be reached twice. */
+    if (signals_closed)
+        return;
+    signals_closed = 1;
     for (i = 0; i < ARRAY_SIZE(up_signals); i++)
         uv_close((uv_handle_t *)&up_signals[i], NULL);
 }
@@ -216,6 +230,96 @@ static void up_on_signal(uv_signal_t *handle, int signum)
 {
     log_info("received signal %d, stopping daemon and panel", signum);
     up_stop_all(SIGTERM);
+}
+
+/*
+ * The panel registers the local daemon from the daemon's Config/global.json,
+ * which holds the final key and port once the daemon accepts connections,
+ * so `up` starts the panel only then.
+ */
+#define UP_PROBE_INTERVAL_MS 50
+#define UP_PROBE_TRIES 200 /* 10 s */
+
+typedef struct up_wait {
+    uv_timer_t timer;
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    struct sockaddr_storage addr;
+    char **panel_args;
+    int tries;
+    int probing;
+    int done;
+} up_wait_t;
+
+static up_wait_t up_wait;
+
+static int up_spawn(uv_loop_t *loop, up_child_t *child, char **args);
+
+static void up_wait_finish(void)
+{
+    up_wait.done = 1;
+    uv_close((uv_handle_t *)&up_wait.timer, NULL);
+}
+
+static void up_on_probe_closed(uv_handle_t *handle)
+{
+    up_wait.probing = 0;
+}
+
+static void up_on_probe(uv_connect_t *req, int status)
+{
+    uv_close((uv_handle_t *)req->handle, up_on_probe_closed);
+    if (status != 0 || up_wait.done)
+        return;
+    up_wait_finish();
+    if (!up_stopping && up_spawn(req->handle->loop, &up_children[1],
+                                 up_wait.panel_args) != 0)
+        up_stop_all(SIGTERM);
+}
+
+static void up_on_wait_tick(uv_timer_t *timer)
+{
+    if (up_wait.probing)
+        return;
+    if (up_stopping || !up_children[0].running) {
+        up_wait_finish();
+        return;
+    }
+    if (up_wait.tries-- <= 0) {
+        log_error("the daemon did not accept connections within 10 s; "
+                  "stopping it");
+        up_wait_finish();
+        up_stop_all(SIGTERM);
+        return;
+    }
+    up_wait.probing = 1;
+    uv_tcp_init(timer->loop, &up_wait.tcp);
+    uv_tcp_connect(&up_wait.connect, &up_wait.tcp,
+                   (struct sockaddr *)&up_wait.addr, up_on_probe);
+}
+
+/* Starts probing the daemon's address; the panel is spawned on success. */
+static int up_wait_for_daemon(uv_loop_t *loop, const char *listen,
+                              char **panel_args)
+{
+    char host[256];
+    int port;
+
+    if (parse_listen(listen, host, sizeof(host), &port) != 0)
+        return -1;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&up_wait.addr) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&up_wait.addr) != 0) {
+        log_error("invalid daemon address \"%s\": expected a numeric "
+                  "IPv4 or IPv6 address",
+                  listen);
+        return -1;
+    }
+    up_wait.panel_args = panel_args;
+    up_wait.tries = UP_PROBE_TRIES;
+    uv_timer_init(loop, &up_wait.timer);
+    uv_timer_start(&up_wait.timer, up_on_wait_tick, UP_PROBE_INTERVAL_MS,
+                   UP_PROBE_INTERVAL_MS);
+    return 0;
 }
 
 static int up_spawn(uv_loop_t *loop, up_child_t *child, char **args)
@@ -305,14 +409,19 @@ static int run_up(const options_t *opt)
     daemon_dir = xasprintf("%s/daemon", data_abs);
     panel_dir = xasprintf("%s/panel", data_abs);
     {
-        char *daemon_args[] = {exe,        "daemon", "--data", daemon_dir,
-                               "--listen", DEFAULT_DAEMON_LISTEN, NULL};
+        char *daemon_listen = (char *)(opt->daemon_listen
+                                           ? opt->daemon_listen
+                                           : DEFAULT_DAEMON_LISTEN);
+        char *panel_listen = (char *)(opt->panel_listen ? opt->panel_listen
+                                                        : DEFAULT_PANEL_LISTEN);
+        char *daemon_args[] = {exe,        "daemon",      "--data", daemon_dir,
+                               "--listen", daemon_listen, NULL};
         char *panel_args[] = {exe,
                               "panel",
                               "--data",
                               panel_dir,
                               "--listen",
-                              DEFAULT_PANEL_LISTEN,
+                              panel_listen,
                               "--local-daemon",
                               daemon_dir,
                               demo_abs ? "--demo" : NULL,
@@ -325,7 +434,7 @@ static int run_up(const options_t *opt)
                             i == 0 ? SIGTERM : SIGINT);
         }
         if (up_spawn(loop, &up_children[0], daemon_args) == 0 &&
-            up_spawn(loop, &up_children[1], panel_args) == 0)
+            up_wait_for_daemon(loop, daemon_listen, panel_args) == 0)
             rc = 0;
         else
             up_stop_all(SIGTERM);

@@ -340,10 +340,19 @@ int daemon_run(const char *data_dir, const char *host, int port)
     uv_loop_init(&d.loop);
     d.sysinfo = sysinfo_new(&d.loop);
     d.proto = protocol_new(&d.loop, d.cfg, d.sysinfo);
+    /* A panel on this host finds its local daemon through the stored port
+     * (as MCSManager's does), so keep it equal to the one in use. A fixed
+     * port is stored before listening, so that the file is final once the
+     * port accepts connections; an ephemeral one only after. */
+    if (port > 0 && d.cfg->port != port) {
+        d.cfg->port = port;
+        if (dconfig_save(d.cfg) < 0)
+            log_warn("cannot store port %d in Config/global.json; a panel "
+                     "reading that file will not find this daemon",
+                     port);
+    }
     if (daemon_listen(&d, host, port) < 0)
         goto out;
-    /* A panel on this host finds its local daemon through the stored port
-     * (as MCSManager's does), so keep it equal to the one in use. */
     if (d.cfg->port != http_server_port(d.http)) {
         d.cfg->port = http_server_port(d.http);
         if (dconfig_save(d.cfg) < 0)

@@ -447,6 +447,11 @@ static void http__on_drain_tick(uv_timer_t *timer)
      */
     h2o_timeout_run(server->loop, &server->context.http1.req_timeout,
                     UINT64_MAX / 2);
+    /* The shutdown request also links HTTP/2's graceful-shutdown step
+     * into the one-second timeout; Hearth serves no HTTP/2 connections,
+     * so running it now finds nothing to close. */
+    h2o_timeout_run(server->loop, &server->context.one_sec_timeout,
+                    UINT64_MAX / 2);
     if (!http__context_idle(&server->context))
         return;
     uv_timer_stop(timer);
