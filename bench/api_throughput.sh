@@ -4,9 +4,9 @@
 # `wrk -t2 -c8 -d10s` on loopback, next to a baseline server that returns
 # a fixed JSON body for the same wrk settings on the same machine.
 #
-# Baseline: nginx when installed, else a Node.js http server (Node.js is
-# slower than nginx, so the ratio then flatters Hearth less than it seems:
-# it is printed with the baseline's name).
+# Baseline: nginx when installed, else Hearth's own HTTP layer answering a
+# fixed body (bench/static_server.c), else a Node.js http server. The
+# script prints which one it used.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -36,6 +36,7 @@ HEARTH_ERRORS=$(wrk_errors "$WORK/wrk-hearth.txt")
 echo "panel VmRSS after the run: $(rss_kb "$PANEL_PID") kB"
 
 BASE_PORT=$(free_port)
+STATIC_BIN=$(dirname "$HEARTH_BIN")/bench_static
 if command -v nginx >/dev/null 2>&1; then
     BASELINE="nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), fixed JSON body"
     mkdir -p "$WORK/nginx"
@@ -62,9 +63,15 @@ http {
 }
 NGINX
     start_bg baseline nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+elif [ -x "$STATIC_BIN" ]; then
+    # Hearth's own HTTP layer with a fixed body: the ratio is then the share
+    # of the HTTP stack's throughput that the API logic keeps.
+    BASELINE="Hearth's HTTP layer (h2o 2.2.5) with a fixed JSON body"
+    BASELINE="$BASELINE (nginx is not installed)"
+    start_bg baseline "$STATIC_BIN" "$BASE_PORT"
 else
     BASELINE="Node.js $(node --version) http server, fixed JSON body"
-    BASELINE="$BASELINE (nginx is not installed)"
+    BASELINE="$BASELINE (nginx and bench_static are not available)"
     start_bg baseline node -e "
 const http = require('http');
 const body = '$BODY';
