@@ -1,7 +1,8 @@
 # Entry points for people and CI. CMake does the actual build.
 #
 #   make run    install what is missing, build, start `hearth up` with the demo
-#   make test   install what is missing, sanitizer build, every test suite
+#   make test   install what is missing, sanitizer and release builds, every
+#               test suite (unit, compat, e2e, valgrind memcheck)
 #   make build  release build in build/
 #   make bench  release build, then the scripts in bench/ (loopback only)
 #   make clean  remove both build folders
@@ -18,7 +19,7 @@ DEMO     := ./demo/flying-squid
 SAN_ENV  := UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: all deps build build-asan run test test-unit test-compat test-e2e \
-        bench clean
+        test-memcheck bench clean
 
 all: build
 
@@ -38,8 +39,9 @@ run: build
 
 # Every suite runs even when an earlier one fails (-k), and `make test`
 # fails when any of them failed.
-test: build-asan
-	@$(MAKE) --no-print-directory -k test-unit test-compat test-e2e
+test: build-asan build
+	@$(MAKE) --no-print-directory -k test-unit test-compat test-e2e \
+	    test-memcheck
 
 test-unit:
 	$(SAN_ENV) ctest --test-dir $(ASAN) --output-on-failure
@@ -53,6 +55,10 @@ test-compat:
 test-e2e:
 	$(SAN_ENV) HEARTH_BIN=$(CURDIR)/$(ASAN)/hearth \
 	    $(PYTHON) -m pytest -q tests/e2e
+
+# valgrind cannot run ASan binaries, so memcheck uses the release build.
+test-memcheck:
+	HEARTH_BIN=$(CURDIR)/$(BUILD)/hearth sh tests/memcheck/run.sh
 
 bench: build
 	HEARTH_BIN=$(CURDIR)/$(BUILD)/hearth sh bench/api_throughput.sh

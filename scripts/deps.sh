@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 APT_PACKAGES="cmake gcc make pkg-config libuv1-dev libh2o-dev libwslay-dev
 libjansson-dev libsqlite3-dev libsodium-dev libcrypt-dev libssl-dev
 zlib1g-dev libcmocka-dev python3-pytest python3-requests python3-websocket
-python3-socketio wrk nodejs npm valgrind"
+python3-socketio wrk nodejs npm valgrind curl procps"
 
 # The JavaScript packages live next to the code that uses them.
 NPM_FOLDERS="demo/flying-squid tests/compat"
