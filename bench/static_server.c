@@ -1,6 +1,6 @@
 /*
  * Baseline for bench/api_throughput.sh: Hearth's own HTTP layer (h2o)
- * answering every request with a fixed JSON body, so the gap to the panel
+ * responding to every request with a fixed JSON body, so the gap to the panel
  * is what the API itself costs (authentication, lookup, encoding).
  *
  * usage: bench_static PORT   (prints "ready" on stderr; stops on SIGTERM)

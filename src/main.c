@@ -3,7 +3,8 @@
  *
  *   hearth daemon --data DIR [--listen 127.0.0.1:24444]
  *   hearth panel  --data DIR [--listen 127.0.0.1:23333]
- *   hearth up     [--data DIR] [--demo DIR]
+ *   hearth up     [--data DIR] [--demo DIR] [--panel-listen HOST:PORT]
+ *                 [--daemon-listen HOST:PORT]
  *
  * `up` runs a daemon and a panel as two child processes of its own, so a
  * panel restart never touches a running game server.
@@ -50,7 +51,8 @@ static void usage(FILE *out)
 }
 
 /*
- * Splits "HOST:PORT" or "[V6]:PORT" into host (static buffer) and port.
+ * Splits "HOST:PORT" or "[V6]:PORT" into host (a buffer of size bytes)
+ * and port.
  * Returns 0, or -1 with a message printed.
  */
 static int parse_listen(const char *text, char *host, size_t size, int *port)
@@ -116,7 +118,9 @@ static int parse_options(int argc, char **argv, options_t *opt)
         else if (strcmp(argv[i], "--daemon-listen") == 0)
             slot = &opt->daemon_listen;
         if (slot == NULL) {
-            fprintf(stderr, "hearth: unknown option \"%s\"\n", argv[i]);
+            fprintf(stderr,
+                    "hearth: unknown option \"%s\"; see hearth --help\n",
+                    argv[i]);
             return -1;
         }
         if (i + 1 >= argc) {
@@ -234,7 +238,7 @@ static void up_on_signal(uv_signal_t *handle, int signum)
 
 /*
  * The panel registers the local daemon from the daemon's Config/global.json,
- * which holds the final key and port once the daemon accepts connections,
+ * which contains the final key and port once the daemon accepts connections,
  * so `up` starts the panel only then.
  */
 #define UP_PROBE_INTERVAL_MS 50
