@@ -105,6 +105,10 @@ static int parse_options(int argc, char **argv, options_t *opt)
     for (i = 0; i < argc; i++) {
         const char **slot = NULL;
 
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        }
         if (strcmp(argv[i], "--data") == 0)
             slot = &opt->data;
         else if (strcmp(argv[i], "--listen") == 0)
@@ -183,7 +187,10 @@ typedef struct up_child {
 } up_child_t;
 
 static up_child_t up_children[2] = {{.name = "daemon"}, {.name = "panel"}};
-static uv_signal_t up_signals[2];
+/* SIGHUP too: a closed terminal must not leave the daemon and panel
+ * behind, since they run in sessions of their own. */
+static const int up_signums[] = {SIGTERM, SIGINT, SIGHUP};
+static uv_signal_t up_signals[ARRAY_SIZE(up_signums)];
 static int up_stopping;
 
 static void up_stop_all(int signum)
@@ -232,7 +239,7 @@ static void up_on_child_exit(uv_process_t *process, int64_t status, int sig)
 
 static void up_on_signal(uv_signal_t *handle, int signum)
 {
-    log_info("received signal %d, stopping daemon and panel", signum);
+    log_info("received %s; stopping daemon and panel", strsignal(signum));
     up_stop_all(SIGTERM);
 }
 
@@ -434,8 +441,7 @@ static int run_up(const options_t *opt)
 
         for (i = 0; i < ARRAY_SIZE(up_signals); i++) {
             uv_signal_init(loop, &up_signals[i]);
-            uv_signal_start(&up_signals[i], up_on_signal,
-                            i == 0 ? SIGTERM : SIGINT);
+            uv_signal_start(&up_signals[i], up_on_signal, up_signums[i]);
         }
         if (up_spawn(loop, &up_children[0], daemon_args) == 0 &&
             up_wait_for_daemon(loop, daemon_listen, panel_args) == 0)

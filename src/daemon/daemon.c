@@ -43,6 +43,7 @@ struct daemon {
     uv_timer_t shutdown_timer;
     bool handles_open;
     bool shutting_down;
+    bool finish_scheduled;
     bool finished;
 };
 
@@ -98,8 +99,10 @@ static void daemon_on_finish_timer(uv_timer_t *timer)
  */
 static void daemon_check_stopped(struct daemon *d)
 {
-    if (d->shutting_down && !d->finished &&
+    if (d->shutting_down && !d->finished && !d->finish_scheduled &&
         registry_count_active(d->registry) == 0) {
+        /* Several status callbacks can report the last exit. */
+        d->finish_scheduled = 1;
         log_info("every instance has stopped");
         uv_timer_start(&d->shutdown_timer, daemon_on_finish_timer, 0, 0);
     }
@@ -241,7 +244,7 @@ static void daemon_on_signal(uv_signal_t *handle, int signum)
         daemon_finish(d);
         return;
     }
-    log_info("received %s; stopping %zu instances (waiting up to %d s, "
+    log_info("received %s; stopping %zu instance(s) (waiting up to %d s, "
              "send the signal again to kill them now)",
              strsignal(signum), active, d->cfg->soft_shutdown_wait_seconds);
     uv_timer_start(&d->shutdown_timer, daemon_on_shutdown_timeout,

@@ -206,7 +206,7 @@ static char *panel__summary(panel_t *p)
     }
     text =
         xasprintf("Hearth panel, first start\n"
-                  "web address:   http://%s:%d/ (the API is under /api)\n"
+                  "API:           http://%s:%d/api (no web UI yet)\n"
                   "admin user:    " PANEL_ADMIN_NAME "\n"
                   "password:      %s\n"
                   "API key:       %s\n"
@@ -388,7 +388,10 @@ static void panel__stop(panel_t *p, int signum)
     if (p->stopping)
         return;
     p->stopping = 1;
-    log_info("panel stopping (signal %d)", signum);
+    if (signum > 0)
+        log_info("received %s; panel stopping", strsignal(signum));
+    else
+        log_info("panel stopping");
     uv_close((uv_handle_t *)&p->sig_term, NULL);
     uv_close((uv_handle_t *)&p->sig_int, NULL);
     uv_close((uv_handle_t *)&p->local_timer, NULL);
