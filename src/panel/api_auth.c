@@ -18,8 +18,14 @@
 #include "core/util.h"
 #include "panel/password.h"
 
-#define TEXT_BAD_PASSWORD "Incorrect account or password"
-#define TEXT_UNKNOWN_USER "Incorrect Username or Password"
+/* MCSManager's texts first, so scripts that compare them keep working. */
+#define TEXT_LOGIN_HINT                                                        \
+    " - check the user name (case-sensitive) and the password. hearth up "    \
+    "prints the administrator's password at the first start and keeps it "    \
+    "in its panel data folder as first-run.txt. After 10 failed logins "      \
+    "from one address, logins from it are refused for 10 minutes."
+#define TEXT_BAD_PASSWORD "Incorrect account or password" TEXT_LOGIN_HINT
+#define TEXT_UNKNOWN_USER "Incorrect Username or Password" TEXT_LOGIN_HINT
 #define TEXT_BAD_2FA "Two-factor authentication code is incorrect"
 #define TEXT_BANNED_IP                                                         \
     "Too many failed attempts! Your IP address, as a result, has been "        \
@@ -398,7 +404,10 @@ void api__auth_token(api_call_t *call)
     session_t *s = NULL;
 
     if (!call->ajax) {
-        api__done_error(call, 500, "The request is not an Ajax request.");
+        api__done_error(call, 500,
+                        "The request is not an Ajax request. - send the "
+                        "header X-Requested-With: XMLHttpRequest with the "
+                        "session cookie.");
         return;
     }
     if (!call->via_key && call->session_id[0] != '\0')

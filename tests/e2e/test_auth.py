@@ -57,7 +57,7 @@ def test_token_requires_ajax_header(bare_stack):
     bare_stack.install()
     resp = bare_stack.api.get("/api/auth/token",
                               session=bare_stack.admin_session)
-    assert_failure(resp, 500, NOT_AJAX)
+    assert_failure(resp, 500, NOT_AJAX, explained=True)
 
 
 def test_login_returns_token(bare_stack):
@@ -78,7 +78,8 @@ def test_login_wrong_password(bare_stack):
     resp = bare_stack.api.post("/api/auth/login",
                                json_body={"username": ADMIN_NAME,
                                           "password": "WrongPass123"})
-    assert_failure(resp, 500, "Incorrect account or password")
+    assert_failure(resp, 500, "Incorrect account or password",
+                   explained=True)
 
 
 def test_login_unknown_user(bare_stack):
@@ -86,7 +87,8 @@ def test_login_unknown_user(bare_stack):
     resp = bare_stack.api.post("/api/auth/login",
                                json_body={"username": "nobody",
                                           "password": "WrongPass123"})
-    assert_failure(resp, 500, "Incorrect Username or Password")
+    assert_failure(resp, 500, "Incorrect Username or Password",
+                   explained=True)
 
 
 def test_login_missing_password(bare_stack):
