@@ -266,7 +266,7 @@ int instance_write(instance_t *inst, const char *bytes, size_t len,
 /*
  * Returns the newest console text (outputlog) as a new NUL-terminated
  * UTF-8 string (caller frees), at most max bytes (0 = everything kept),
- * starting on a character boundary. The text comes from the in-memory
+ * starting where output_history allows. The text comes from the in-memory
  * history (the newest OUTPUT_HISTORY_MAX bytes), which is seeded from the
  * log file's tail when the instance is loaded. The log file itself lags
  * behind by up to OUTPUT_LOG_FLUSH_MS, so it is not read here. *len (if

@@ -12,6 +12,7 @@
 
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "core/util.h"
 
 /* UTF-8 encoding of U+FFFD REPLACEMENT CHARACTER. */
@@ -20,6 +21,12 @@
 #define CARRY_MAX 8
 /* Size of the iconv output buffer per conversion round. */
 #define DECODE_CHUNK 16384
+/*
+ * Bytes searched for the end of the partial first line when the history
+ * has dropped older text in the middle of a line. Console lines are far
+ * shorter, and a longer fragment is kept, cut only at a character boundary.
+ */
+#define PARTIAL_LINE_MAX 4096
 
 /* Text waiting for one destination, bounded by max. */
 struct pending {
@@ -59,6 +66,9 @@ struct output {
     char *hist;
     size_t hist_head;
     size_t hist_len;
+    /* The ring dropped older text, and the last byte dropped was not a
+     * line feed, so the oldest line kept is a fragment. */
+    int hist_mid_line;
 
     output_listener_fn listener;
     void *listener_data;
@@ -90,36 +100,24 @@ static void output__log_timer_cb(uv_timer_t *timer);
 
 /* --- pending buffers ---------------------------------------------------- */
 
-/* Advances p past UTF-8 continuation bytes (at most 3). */
-static size_t output__char_start(const char *p, size_t len, size_t pos)
-{
-    int i;
-
-    for (i = 0; i < 3 && pos < len; i++) {
-        if (((unsigned char)p[pos] & 0xc0) != 0x80)
-            break;
-        pos++;
-    }
-    return pos;
-}
-
 /*
  * Appends text, dropping the oldest half of what is pending when the cap
  * would be exceeded: dropping in halves keeps the cost per byte constant
- * during a flood instead of moving the whole buffer on every read.
+ * during a flood instead of moving the whole buffer on every read. The cut
+ * never splits a character or an escape sequence (text_cut_start).
  */
 static void pending_push(struct pending *p, const char *text, size_t len)
 {
     if (len >= p->max / 2) {
         size_t skip = len - p->max / 2;
 
-        skip = output__char_start(text, len, skip);
+        skip = text_cut_start(text, len, skip);
         text += skip;
         len -= skip;
         p->len = 0;
         p->dropped = 1;
     } else if (p->len + len > p->max) {
-        size_t cut = output__char_start(p->data, p->len, p->len / 2);
+        size_t cut = text_cut_start(p->data, p->len, p->len / 2);
 
         memmove(p->data, p->data + cut, p->len - cut);
         p->len -= cut;
@@ -176,8 +174,16 @@ static void pending_clear(struct pending *p)
 
 static void history_push(output_t *out, const char *text, size_t len)
 {
-    size_t tail, first;
+    size_t tail, first, last;
 
+    if (out->hist_len + len > OUTPUT_HISTORY_MAX) {
+        /* Look at the last byte to be dropped before it is overwritten. */
+        last = out->hist_len + len - OUTPUT_HISTORY_MAX - 1;
+        out->hist_mid_line =
+            (last < out->hist_len
+                 ? out->hist[(out->hist_head + last) % OUTPUT_HISTORY_MAX]
+                 : text[last - out->hist_len]) != '\n';
+    }
     if (len >= OUTPUT_HISTORY_MAX) {
         memcpy(out->hist, text + len - OUTPUT_HISTORY_MAX,
                OUTPUT_HISTORY_MAX);
@@ -212,16 +218,41 @@ static void history_copy(const output_t *out, char *dst, size_t n)
     memcpy(dst + first, out->hist, n - first);
 }
 
+/*
+ * Returns where the copy of the whole ring may start: after the fragment
+ * of a line whose beginning was dropped, else at the first character.
+ */
+static size_t history_whole_start(const output_t *out, const char *text,
+                                  size_t n)
+{
+    const char *nl;
+
+    if (out->hist_mid_line) {
+        nl = memchr(text, '\n', n < PARTIAL_LINE_MAX ? n : PARTIAL_LINE_MAX);
+        if (nl != NULL)
+            return (size_t)(nl - text) + 1;
+    }
+    return text_cut_start(text, n, 0);
+}
+
 char *output_history(const output_t *out, size_t max, size_t *len)
 {
-    size_t n = out->hist_len, skip;
+    size_t n = out->hist_len, context = 0, skip;
     char *text;
 
-    if (max > 0 && max < n)
-        n = max;
+    if (max > 0 && max < n) {
+        /* Copy some older bytes too, so that a cut inside an escape
+         * sequence that began before the window is recognised. */
+        context = n - max < TEXT_ESCAPE_LOOKBACK ? n - max
+                                                  : TEXT_ESCAPE_LOOKBACK;
+        n = max + context;
+    }
     text = xmalloc(n + 1);
     history_copy(out, text, n);
-    skip = output__char_start(text, n, 0);
+    if (n == out->hist_len && context == 0)
+        skip = history_whole_start(out, text, n);
+    else
+        skip = text_cut_start(text, n, context);
     memmove(text, text + skip, n - skip);
     n -= skip;
     text[n] = '\0';
@@ -488,6 +519,7 @@ static void output__seed_history(output_t *out)
     }
     out->hist_head = 0;
     out->hist_len = 0;
+    out->hist_mid_line = 0;
     history_push(out, out->fs_buf + start, out->fs_buf_len - start);
     history_push(out, cur, cur_len);
     free(cur);

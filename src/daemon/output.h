@@ -10,8 +10,9 @@
  * output encoding to UTF-8, and the daemon's own "[INFO] ..." lines, in
  * one stream. The stream goes to three places:
  *
- *  - a history ring with the newest OUTPUT_HISTORY_MAX bytes, cut on a
- *    UTF-8 character boundary (replay for new viewers and outputlog);
+ *  - a history ring with the newest OUTPUT_HISTORY_MAX bytes (replay for
+ *    new viewers and outputlog), read out from a clean start (see
+ *    output_history);
  *  - the log file, appended with uv_fs_* requests in batches every
  *    OUTPUT_LOG_FLUSH_MS and restarted empty when it has grown beyond
  *    OUTPUT_LOG_FILE_MAX;
@@ -22,7 +23,7 @@
  * than OUTPUT_LIVE_PENDING_MAX (OUTPUT_LOG_PENDING_MAX), the oldest
  * pending text is dropped and the next
  * delivery starts with OUTPUT_DROPPED_NOTICE, so a flood never grows
- * memory. Decoding never drops bytes: a multibyte sequence split across
+ * memory. The drop never splits a character or an escape sequence. Decoding never drops bytes: a multibyte sequence split across
  * reads is completed by the next read, and invalid bytes become U+FFFD.
  * ANSI escape sequences pass through unchanged.
  *
@@ -111,8 +112,11 @@ void output_line(output_t *out, const char *level, const char *text);
 
 /*
  * Returns the newest text of the history as a new NUL-terminated string
- * (caller frees), at most max bytes (0 = the whole history), starting on a
- * UTF-8 character boundary. *len (if not NULL) receives its length.
+ * (caller frees), at most max bytes (0 = the whole history). It never
+ * starts inside a UTF-8 character or an escape sequence
+ * (text_cut_start), and when the history has dropped the beginning of its
+ * oldest line, the whole history starts at the next line. *len (if not
+ * NULL) receives its length.
  */
 char *output_history(const output_t *out, size_t max, size_t *len);
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "core/util.h"
 
 /* Route levels and flags: {level, token, speed_limit, instance_guard}. The
@@ -120,6 +121,8 @@ static const api_route_t api_routes[] = {
      {"daemonId", "uuid", "command", NULL}, {NULL}, api__instance_command},
     {"GET", "/protected_instance/outputlog", 0, {LV_USER, 1, 0, 1},
      {"daemonId", "uuid", NULL}, {NULL}, api__instance_outputlog},
+    {"POST", "/protected_instance/stream_channel", 0, IA_U_T_R8,
+     {"daemonId", "uuid", NULL}, {NULL}, api__instance_stream_channel},
 };
 /* clang-format on */
 
@@ -164,10 +167,7 @@ size_t api_outputlog_tail(const char *text, size_t len, long long size)
     if (size < 0 || (unsigned long long)size >= len)
         return 0;
     off = len - (size_t)size;
-    /* Never start inside a multi-byte character. */
-    while (off < len && ((unsigned char)text[off] & 0xc0) == 0x80)
-        off++;
-    return off;
+    return text_cut_start(text, len, off);
 }
 
 /* 1 if name looks like an attempt at the apikey parameter. */

@@ -81,8 +81,8 @@ long long api_outputlog_size(const char *size);
 
 /*
  * Returns the offset in text (len bytes) where the last `size` bytes start,
- * moved forward to the next UTF-8 character boundary; 0 when size < 0 or
- * the text is shorter.
+ * moved forward past a UTF-8 character or an escape sequence that the cut
+ * would split (text_cut_start); 0 when size < 0 or the text is shorter.
  */
 size_t api_outputlog_tail(const char *text, size_t len, long long size);
 

@@ -6,10 +6,12 @@
 #include "panel/api_internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ident.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -233,5 +235,122 @@ void api__instance_outputlog(api_call_t *call)
     data = json_pack("{s:s}", "instanceUuid", api__query(call, "uuid"));
     node_request(node, "instance/outputlog", data, NODE_TIMEOUT_MS,
                  api__on_outputlog, call);
+    json_decref(data);
+}
+
+/* ---- stream channel: a terminal passport for the browser ---- */
+
+struct api_stream_channel {
+    api_call_t *call;
+    json_t *answer; /* {password, addr, prefix, remoteMappings} */
+};
+
+/* "ip:port" of a remoteMappings side, as MCSManager builds it. */
+static json_t *api__mapping_addr(const json_t *side)
+{
+    const json_t *ip = json_object_get(side, "ip");
+    const json_t *port = json_object_get(side, "port");
+    const json_t *prefix = json_object_get(side, "prefix");
+    char *addr;
+    json_t *out;
+
+    if (json_is_integer(port))
+        addr = xasprintf("%s:%" JSON_INTEGER_FORMAT,
+                         json_is_string(ip) ? json_string_value(ip) : "",
+                         json_integer_value(port));
+    else
+        addr = xasprintf("%s:%s",
+                         json_is_string(ip) ? json_string_value(ip) : "",
+                         json_is_string(port) ? json_string_value(port) : "");
+    out = json_pack("{s:s, s:s}", "addr", addr, "prefix",
+                    json_is_string(prefix) ? json_string_value(prefix) : "");
+    free(addr);
+    return out;
+}
+
+/*
+ * Converts the stored remoteMappings ({from:{ip, port, prefix}, to:{...}})
+ * to the form of passport replies ({from:{addr, prefix}, to:{...}}), where
+ * addr is "ip:port". Entries that are not objects are left out.
+ */
+static json_t *api__passport_mappings(const json_t *stored)
+{
+    json_t *out = json_array();
+    const json_t *entry;
+    size_t i;
+
+    json_array_foreach(stored, i, entry)
+    {
+        if (!json_is_object(entry))
+            continue;
+        json_array_append_new(
+            out, json_pack("{s:o, s:o}", "from",
+                           api__mapping_addr(json_object_get(entry, "from")),
+                           "to",
+                           api__mapping_addr(json_object_get(entry, "to"))));
+    }
+    return out;
+}
+
+static void api__on_stream_passport(int status, json_t *data,
+                                    const char *error, void *ctx)
+{
+    struct api_stream_channel *sc = ctx;
+
+    (void)data;
+    if (status == 200)
+        api__done_json(sc->call, 200, sc->answer);
+    else {
+        char *message = xasprintf("Registering the terminal passport on the "
+                                  "daemon failed: %s",
+                                  error != NULL ? error : "no reason given");
+
+        json_decref(sc->answer);
+        api__done_error(sc->call, 500, message);
+        free(message);
+    }
+    free(sc);
+}
+
+/*
+ * Registers a reusable stream_channel passport for the instance on its
+ * daemon. The browser then connects to the daemon's Socket.IO itself and
+ * sends stream/auth with the password. The daemon keeps the passport for
+ * one hour.
+ */
+void api__instance_stream_channel(api_call_t *call)
+{
+    node_t *node = api__node_or_fail(call);
+    store_node_t *rec;
+    struct api_stream_channel *sc;
+    char password[SESSION_TOKEN_LEN + 1];
+    const char *prefix;
+    char *addr;
+    json_t *data;
+
+    if (node == NULL)
+        return;
+    /* The address comes from the stored record, which an edit changes at
+     * once, as MCSManager takes it from its node config. */
+    rec = store_node_get(call->api->store, node_uuid(node));
+    prefix = rec != NULL ? rec->prefix : node_prefix(node);
+    ident_uuid32(password);
+    snprintf(password + 32, sizeof(password) - 32, "%013" PRId64,
+             util_now_ms());
+    addr = xasprintf("%s:%d", rec != NULL ? rec->ip : node_ip(node),
+                     rec != NULL ? rec->port : node_port(node));
+    sc = xcalloc(1, sizeof(*sc));
+    sc->call = call;
+    sc->answer = json_pack(
+        "{s:s, s:s, s:s, s:o}", "password", password, "addr", addr, "prefix",
+        prefix != NULL ? prefix : "", "remoteMappings",
+        api__passport_mappings(rec != NULL ? rec->remote_mappings : NULL));
+    free(addr);
+    store_node_free(rec);
+    data = json_pack("{s:s, s:s, s:{s:s}}", "name", "stream_channel",
+                     "password", password, "parameter", "instanceUuid",
+                     api__query(call, "uuid"));
+    node_request(node, "passport/register", data, NODE_TIMEOUT_MS,
+                 api__on_stream_passport, sc);
     json_decref(data);
 }

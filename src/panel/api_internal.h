@@ -231,5 +231,6 @@ void api__instance_restart(api_call_t *call);
 void api__instance_kill(api_call_t *call);
 void api__instance_command(api_call_t *call);
 void api__instance_outputlog(api_call_t *call);
+void api__instance_stream_channel(api_call_t *call);
 
 #endif

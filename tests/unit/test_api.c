@@ -80,6 +80,18 @@ static void test_outputlog_tail_utf8(void **state)
     assert_int_equal(api_outputlog_tail(text, len, 6), len - 6);
 }
 
+static void test_outputlog_tail_escape(void **state)
+{
+    /* A tail that would start inside "\x1b[36m" starts after it. */
+    const char *text = "a\x1b[36mINFO";
+    size_t len = strlen(text);
+
+    (void)state;
+    assert_int_equal(api_outputlog_tail(text, len, 8), 6);
+    assert_int_equal(api_outputlog_tail(text, len, 6), 6);
+    assert_int_equal(api_outputlog_tail(text, len, 9), 1);
+}
+
 static void test_hint_second_question_mark(void **state)
 {
     char *hint = api_credentials_hint("uuid=I&daemonId=D?apikey=s3cr3t", NULL);
@@ -149,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_outputlog_size_invalid),
         cmocka_unit_test(test_outputlog_tail),
         cmocka_unit_test(test_outputlog_tail_utf8),
+        cmocka_unit_test(test_outputlog_tail_escape),
         cmocka_unit_test(test_hint_second_question_mark),
         cmocka_unit_test(test_hint_key_spelling),
         cmocka_unit_test(test_hint_authorization),

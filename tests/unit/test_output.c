@@ -278,6 +278,43 @@ static void history_bounded_on_char_boundary(void **state)
     output_free(out);
 }
 
+static void history_wrapped_starts_whole_line(void **state)
+{
+    struct fixture *f = *state;
+    output_t *out = output_new(&f->loop, NULL, "utf8", NULL, NULL);
+    const char *line = "\x1b[1;31mred\x1b[0m \x1b[36mcyan\x1b[0m line\n";
+    size_t line_len = strlen(line), len, i;
+    char *text;
+
+    /* Two stray bytes shift the lines, so the oldest byte kept falls
+     * inside a line and, usually, inside one of its sequences. */
+    output_append(out, "ab", 2);
+    for (i = 0; i < OUTPUT_HISTORY_MAX / line_len + 10; i++)
+        output_append(out, line, line_len);
+    text = output_history(out, 0, &len);
+    assert_true(len <= OUTPUT_HISTORY_MAX);
+    assert_int_equal(len % line_len, 0);
+    assert_memory_equal(text, line, line_len);
+    free(text);
+    output_free(out);
+}
+
+static void history_limit_skips_split_sequence(void **state)
+{
+    struct fixture *f = *state;
+    output_t *out = output_new(&f->loop, NULL, "utf8", NULL, NULL);
+    size_t len;
+    char *text;
+
+    output_append(out, "abc\x1b[36mINFO", 12);
+    /* The last 7 bytes are "36mINFO": the cut moves past the "m". */
+    text = output_history(out, 7, &len);
+    assert_int_equal(len, 4);
+    assert_string_equal(text, "INFO");
+    free(text);
+    output_free(out);
+}
+
 static void live_batched(void **state)
 {
     struct fixture *f = *state;
@@ -314,6 +351,26 @@ static void live_flood_drops_oldest_with_notice(void **state)
                         strlen(OUTPUT_DROPPED_NOTICE));
     assert_string_equal(f->live + f->live_len - 4, "END\n");
     assert_non_null(strstr(f->live, "output truncated"));
+    output_free(out);
+}
+
+static void live_flood_drop_keeps_sequences(void **state)
+{
+    struct fixture *f = *state;
+    output_t *out = output_new(&f->loop, NULL, "utf8", listener, f);
+    char chunk[4096];
+    size_t notice = strlen(OUTPUT_DROPPED_NOTICE), i;
+
+    /* Nothing but 7-byte sequences, so a clean cut starts at an ESC. */
+    for (i = 0; i + 7 <= sizeof(chunk); i += 7)
+        memcpy(chunk + i, "\x1b[1;31m", 7);
+    for (i = 0; i < 1024; i++)
+        output_feed(out, chunk, sizeof(chunk) - sizeof(chunk) % 7);
+    run_until(f, &f->live_calls, 2000);
+    assert_int_equal(f->live_calls, 1);
+    assert_memory_equal(f->live, OUTPUT_DROPPED_NOTICE, notice);
+    assert_int_equal(f->live[notice], '\x1b');
+    assert_int_equal((f->live_len - notice) % 7, 0);
     output_free(out);
 }
 
@@ -437,6 +494,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(live_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(live_flood_drops_oldest_with_notice,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(history_wrapped_starts_whole_line,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(history_limit_skips_split_sequence,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(live_flood_drop_keeps_sequences, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(log_file_appended, setup, teardown),
         cmocka_unit_test_setup_teardown(log_file_restarts_over_cap, setup,
                                         teardown),
