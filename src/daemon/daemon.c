@@ -276,8 +276,10 @@ static int daemon_listen(struct daemon *d, const char *host, int port)
 
     d->http = http_server_new(&d->loop, host, port, daemon_on_http, d, &err);
     if (d->http == NULL) {
-        log_error("listen on %s port %d failed: %s", host, port,
-                  err ? err : "unknown error");
+        log_error("listen on %s port %d failed: %s; stop the program that "
+                  "uses it or choose another address with --listen (hearth "
+                  "up: --daemon-listen)",
+                  host, port, err ? err : "unknown error");
         return -1;
     }
     daemon_add_headers(d->http);

@@ -763,6 +763,18 @@ static void api__refuse(api_call_t *call, access_input_t *in,
         hint = api_credentials_hint(
             http_request_query_string(call->req),
             http_request_header(call->req, "authorization"));
+    /* A panel started on its own has no users until the first install. */
+    if (res->reason == ACCESS_NO_CREDENTIALS &&
+        store_user_count(call->api->store) == 0) {
+        char *with_install = xasprintf(
+            "%s%sNo user exists yet: create the administrator with "
+            "POST /api/auth/install {\"username\", \"password\"} and the "
+            "header X-Requested-With: XMLHttpRequest.",
+            hint ? hint : "", hint ? " " : "");
+
+        free(hint);
+        hint = with_install;
+    }
     in->hint = hint;
     msg = access_message(in, res, daemon_id, uuid);
     call->api->record.illegal_access++;
@@ -1017,7 +1029,11 @@ static int api__authorize(api_call_t *call, api_credentials_t *c)
     if (c->session != NULL && r->access.speed_limit &&
         r->access.level < LV_ADMIN &&
         !session_rate_allow(c->session, util_now_ms())) {
-        api__done_text(call, 500, "Too many requests, please try again later");
+        api__done_text(call, 500,
+                       "Too many requests, please try again later - a "
+                       "session may make 8 requests per second on this "
+                       "route. Wait a second, or use an API key, which is "
+                       "not rate-limited.");
         return -1;
     }
     if (access_check(&in, &res) != ACCESS_OK) {

@@ -434,7 +434,10 @@ static int panel__start(panel_t *p)
     p->server =
         http_server_new(&p->loop, o->host, o->port, api_handle, p->api, &err);
     if (p->server == NULL) {
-        log_error("cannot listen on %s:%d: %s", o->host, o->port, err);
+        log_error("cannot listen on %s:%d: %s; stop the program that uses "
+                  "it or choose another address with --listen (hearth up: "
+                  "--panel-listen)",
+                  o->host, o->port, err);
         return -1;
     }
     http_server_add_default_header(p->server, "X-Powered-By", "MCSManager");

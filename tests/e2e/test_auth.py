@@ -238,3 +238,33 @@ def test_login_ban_after_failures(bare_stack):
                                           "password": ADMIN_PASSWORD})
     assert_failure(resp, 400, "Too many failed attempts! Your IP address, "
                    "as a result, has been banned for 10 minutes.")
+
+
+def test_anonymous_before_install_points_to_install(bare_stack):
+    resp = bare_stack.api.get("/api/overview/setting", xhr=True)
+    assert_failure(resp, 403, INSUFFICIENT, explained=True)
+    assert "POST /api/auth/install" in envelope(resp)["data"]
+
+
+def test_anonymous_after_install_no_install_hint(bare_stack):
+    bare_stack.install()
+    resp = bare_stack.api.get("/api/overview/setting", xhr=True)
+    assert "/api/auth/install" not in envelope(resp)["data"]
+
+
+def test_session_rate_limit_explained(bare_stack):
+    token = bare_stack.install()
+    session = bare_stack.admin_session
+    # GET /api/instance is a user-level route, so sessions get 8 requests
+    # per rolling second on it; the ninth within the second is refused.
+    answers = []
+    for _ in range(12):
+        resp = bare_stack.api.get("/api/instance", session=session,
+                                  token=token, xhr=True,
+                                  params={"daemonId": "x", "uuid": "y"})
+        answers.append(envelope(resp)["data"])
+    # The first requests pass the limiter and fail on the unknown node.
+    assert answers[0].startswith("Initialization failed")
+    assert_failure(resp, 500, "Too many requests, please try again later",
+                   explained=True)
+    assert "API key" in envelope(resp)["data"]
