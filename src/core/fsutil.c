@@ -28,11 +28,19 @@ static int fs__fsync_parent(const char *path)
 
 int fs_write_atomic(const char *path, const char *data, size_t len)
 {
+    return fs_write_atomic_mode(path, data, len, 0644);
+}
+
+int fs_write_atomic_mode(const char *path, const char *data, size_t len,
+                         mode_t mode)
+{
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = -1, rc = 0;
     size_t off = 0;
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* A stale temporary file would keep its own mode through O_TRUNC. */
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
         rc = -errno;
         goto out;

@@ -2,6 +2,7 @@
 #define HEARTH_CORE_FSUTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * Writes data to path atomically: a temporary file in the same folder,
@@ -9,6 +10,11 @@
  * old or the new content, never a truncated file. Returns 0 or -errno.
  */
 int fs_write_atomic(const char *path, const char *data, size_t len);
+
+/* fs_write_atomic() with the given file mode, for example 0600 for files
+ * that contain secrets; the mode holds from the first byte written. */
+int fs_write_atomic_mode(const char *path, const char *data, size_t len,
+                         mode_t mode);
 
 /*
  * Reads a whole file into a new NUL-terminated buffer (caller frees).

@@ -151,10 +151,7 @@ static int http__hex(int c)
     return -1;
 }
 
-/* Percent-decodes s[0..len) into a new string; plus_space turns '+' into a
- * space as form encoding does for query strings. Invalid escapes are kept
- * literally. */
-static char *http__decode(const char *s, size_t len, int plus_space)
+char *http_url_decode(const char *s, size_t len, int plus_space)
 {
     char *out = xmalloc(len + 1);
     size_t i, o = 0;
@@ -194,8 +191,8 @@ static void http__parse_params(http_request_t *r)
             r->params =
                 xrealloc(r->params, (r->nparams + 1) * sizeof(*r->params));
             param = &r->params[r->nparams++];
-            param->name = http__decode(p, nlen, 1);
-            param->value = eq ? http__decode(eq + 1, len - nlen - 1, 1)
+            param->name = http_url_decode(p, nlen, 1);
+            param->value = eq ? http_url_decode(eq + 1, len - nlen - 1, 1)
                               : xstrdup("");
         }
         p += len;
@@ -298,7 +295,7 @@ static int http__on_req(h2o_handler_t *self, h2o_req_t *req)
                                         http__on_pool_dispose);
     *r->pool_slot = r;
     r->method = xstrndup(req->method.base, req->method.len);
-    r->path = http__decode(req->path.base, path_len, 0);
+    r->path = http_url_decode(req->path.base, path_len, 0);
     if (req->query_at != SIZE_MAX)
         r->query_string = xstrndup(req->path.base + req->query_at + 1,
                                    req->path.len - req->query_at - 1);

@@ -45,6 +45,13 @@ int http_server_port(const http_server_t *server);
 void http_server_add_default_header(http_server_t *server, const char *name,
                                     const char *value);
 
+/*
+ * Percent-decodes s[0..len) into a new string (caller frees); plus_space
+ * turns '+' into a space as form encoding does. Invalid escapes are kept
+ * as they are.
+ */
+char *http_url_decode(const char *s, size_t len, int plus_space);
+
 /* Request accessors. Returned strings live as long as the request. */
 const char *http_request_method(http_request_t *req);
 /* Path without the query string, percent-decoded. */

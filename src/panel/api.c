@@ -785,37 +785,6 @@ static void api__refuse(api_call_t *call, access_input_t *in,
     free(hint);
 }
 
-static int api__hex_digit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..len) ('+' is a space) into a new string. */
-static char *api__form_decode(const char *s, size_t len)
-{
-    char *out = xmalloc(len + 1);
-    size_t i, o = 0;
-    int hi, lo;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len &&
-            (hi = api__hex_digit((unsigned char)s[i + 1])) >= 0 &&
-            (lo = api__hex_digit((unsigned char)s[i + 2])) >= 0) {
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
 
 /*
  * Reads an application/x-www-form-urlencoded body into an object of
@@ -837,8 +806,8 @@ static json_t *api__parse_form(const char *body, size_t len)
         json_t *v;
 
         if (name_len > 0) {
-            name = api__form_decode(pair, name_len);
-            value = eq ? api__form_decode(eq + 1, pair_len - name_len - 1)
+            name = http_url_decode(pair, name_len, 1);
+            value = eq ? http_url_decode(eq + 1, pair_len - name_len - 1, 1)
                        : xstrdup("");
             v = json_string(value);
             /* The first value of a repeated name wins, as for the query. */

@@ -22,6 +22,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "net/http.h"
@@ -137,43 +138,6 @@ static void panel__bootstrap_local(panel_t *p)
 
 /* ---- first run ---- */
 
-/* Writes text to path with mode 0600 through a temporary file, so that the
- * secrets are never readable by others, not even for a moment. */
-static int panel__write_private(const char *path, const char *text)
-{
-    char *tmp = xasprintf("%s.tmp", path);
-    size_t len = strlen(text), off = 0;
-    int fd, rc = 0;
-
-    unlink(tmp);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    while (off < len) {
-        ssize_t n = write(fd, text + off, len - off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        off += (size_t)n;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc != 0)
-        unlink(tmp);
-out:
-    free(tmp);
-    return rc;
-}
-
 /* The curl command that starts the demo instance; the caller frees it. */
 static char *panel__curl_line(panel_t *p)
 {
@@ -219,7 +183,8 @@ static char *panel__summary(panel_t *p)
 static void panel__save_summary(panel_t *p)
 {
     char *text = panel__summary(p);
-    int rc = panel__write_private(p->first_run_path, text);
+    int rc =
+        fs_write_atomic_mode(p->first_run_path, text, strlen(text), 0600);
 
     if (rc != 0)
         log_error("cannot write %s: %s", p->first_run_path, strerror(-rc));
