@@ -482,8 +482,9 @@ int http_server_port(const http_server_t *server)
 void http_server_add_default_header(http_server_t *server, const char *name,
                                     const char *value)
 {
-    server->defaults = xrealloc(server->defaults, (server->ndefaults + 1) *
-                                                      sizeof(*server->defaults));
+    size_t size = (server->ndefaults + 1) * sizeof(*server->defaults);
+
+    server->defaults = xrealloc(server->defaults, size);
     server->defaults[server->ndefaults].name = xstrdup(name);
     server->defaults[server->ndefaults].value = xstrdup(value);
     server->ndefaults++;
