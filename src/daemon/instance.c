@@ -1283,20 +1283,18 @@ static void proc__alloc_cb(uv_handle_t *handle, size_t suggested,
     *buf = uv_buf_init(proc->read_buf, sizeof(proc->read_buf));
 }
 
-/*
- * NOTE: stdout and stderr share one decoder, so a multibyte character
- * split across reads of one pipe is broken if the other pipe delivers
- * bytes in between. Programs rarely interleave partial characters.
- */
 static void proc__read_cb(uv_stream_t *stream, ssize_t nread,
                           const uv_buf_t *buf)
 {
     struct proc *proc = stream->data;
     instance_t *inst = proc->inst;
+    int which = stream == (uv_stream_t *)&proc->out ? OUTPUT_STDOUT
+                                                    : OUTPUT_STDERR;
 
     if (nread > 0) {
         if (inst->output != NULL)
-            output_feed(inst->output, buf->base, (size_t)nread);
+            output_feed_stream(inst->output, which, buf->base,
+                               (size_t)nread);
         return;
     }
     if (nread == 0)
@@ -1331,7 +1329,10 @@ static void proc__drain(struct proc *proc, uv_pipe_t *pipe, int open)
         if (n <= 0)
             break;
         if (proc->inst->output != NULL)
-            output_feed(proc->inst->output, proc->read_buf, (size_t)n);
+            output_feed_stream(proc->inst->output,
+                               pipe == &proc->out ? OUTPUT_STDOUT
+                                                  : OUTPUT_STDERR,
+                               proc->read_buf, (size_t)n);
         total += (size_t)n;
     }
 }

@@ -52,15 +52,21 @@ enum fs_step {
     FS_UNLINK,
 };
 
+/* Decoder state: cd is (iconv_t)-1 for the built-in UTF-8 validator. */
+struct decoder {
+    iconv_t cd;
+    char carry[CARRY_MAX];
+    size_t carry_len;
+};
+
 struct output {
     uv_loop_t *loop;
     char *log_path;
 
-    /* Decoder: cd is (iconv_t)-1 for the built-in UTF-8 validator. */
-    iconv_t cd;
+    /* One decoder per process stream, so that a character split across
+     * two reads of stdout survives stderr bytes arriving in between. */
+    struct decoder dec[OUTPUT_STREAMS];
     char *encoding;
-    char carry[CARRY_MAX];
-    size_t carry_len;
 
     /* History ring: hist_len bytes starting at hist_head, wrapping. */
     char *hist;
@@ -359,7 +365,8 @@ static int utf8_check(const unsigned char *s, int n, size_t avail)
  * byte becomes U+FFFD, and an incomplete sequence at the end is kept in
  * the carry for the next read.
  */
-static void decode_utf8(output_t *out, const char *bytes, size_t len)
+static void decode_utf8(output_t *out, struct decoder *dec,
+                        const char *bytes, size_t len)
 {
     const unsigned char *s = (const unsigned char *)bytes;
     size_t i = 0, run = 0;
@@ -380,8 +387,8 @@ static void decode_utf8(output_t *out, const char *bytes, size_t len)
         }
         output_append(out, bytes + run, i - run);
         if (ok == -1) {
-            memcpy(out->carry, bytes + i, len - i);
-            out->carry_len = len - i;
+            memcpy(dec->carry, bytes + i, len - i);
+            dec->carry_len = len - i;
             return;
         }
         output_append(out, REPLACEMENT, 3);
@@ -392,7 +399,8 @@ static void decode_utf8(output_t *out, const char *bytes, size_t len)
 }
 
 /* Converts with iconv; see decode_utf8 for the handling of bad input. */
-static void decode_iconv(output_t *out, const char *bytes, size_t len)
+static void decode_iconv(output_t *out, struct decoder *dec,
+                         const char *bytes, size_t len)
 {
     char buf[DECODE_CHUNK];
     char *in = (char *)bytes;
@@ -401,15 +409,15 @@ static void decode_iconv(output_t *out, const char *bytes, size_t len)
     while (in_left > 0) {
         char *dst = buf;
         size_t dst_left = sizeof(buf);
-        size_t rc = iconv(out->cd, &in, &in_left, &dst, &dst_left);
+        size_t rc = iconv(dec->cd, &in, &in_left, &dst, &dst_left);
         int err = rc == (size_t)-1 ? errno : 0;
 
         output_append(out, buf, sizeof(buf) - dst_left);
         if (err == 0 || err == E2BIG)
             continue;
         if (err == EINVAL && in_left < CARRY_MAX) {
-            memcpy(out->carry, in, in_left);
-            out->carry_len = in_left;
+            memcpy(dec->carry, in, in_left);
+            dec->carry_len = in_left;
             return;
         }
         /* EILSEQ, or an "incomplete" tail too long to be one character. */
@@ -419,48 +427,63 @@ static void decode_iconv(output_t *out, const char *bytes, size_t len)
     }
 }
 
-static void decode(output_t *out, const char *bytes, size_t len)
+static void decode(output_t *out, struct decoder *dec, const char *bytes,
+                   size_t len)
 {
-    if (out->cd == (iconv_t)-1)
-        decode_utf8(out, bytes, len);
+    if (dec->cd == (iconv_t)-1)
+        decode_utf8(out, dec, bytes, len);
     else
-        decode_iconv(out, bytes, len);
+        decode_iconv(out, dec, bytes, len);
 }
 
-void output_feed(output_t *out, const char *bytes, size_t len)
+void output_feed_stream(output_t *out, int stream, const char *bytes,
+                        size_t len)
 {
+    struct decoder *dec = &out->dec[stream == OUTPUT_STDERR];
+
     /*
      * A character split across two reads: decode the carried bytes joined
      * with the first few bytes of this read. The decoder leaves in the
      * carry whatever end of the joined bytes it could not consume yet.
      */
-    if (out->carry_len > 0 && len > 0) {
+    if (dec->carry_len > 0 && len > 0) {
         char joined[CARRY_MAX * 2];
-        size_t before = out->carry_len;
+        size_t before = dec->carry_len;
         size_t take = len < CARRY_MAX ? len : CARRY_MAX;
 
-        memcpy(joined, out->carry, before);
+        memcpy(joined, dec->carry, before);
         memcpy(joined + before, bytes, take);
-        out->carry_len = 0;
-        decode(out, joined, before + take);
-        if (out->carry_len >= take)
+        dec->carry_len = 0;
+        decode(out, dec, joined, before + take);
+        if (dec->carry_len >= take)
             return; /* still incomplete: all of this read is carried */
         /* The carried tail lies inside this read: decode it from there. */
-        bytes += take - out->carry_len;
-        len -= take - out->carry_len;
-        out->carry_len = 0;
+        bytes += take - dec->carry_len;
+        len -= take - dec->carry_len;
+        dec->carry_len = 0;
     }
     if (len > 0)
-        decode(out, bytes, len);
+        decode(out, dec, bytes, len);
+}
+
+void output_feed(output_t *out, const char *bytes, size_t len)
+{
+    output_feed_stream(out, OUTPUT_STDOUT, bytes, len);
 }
 
 void output_feed_end(output_t *out)
 {
-    if (out->carry_len > 0)
-        output_append(out, REPLACEMENT, 3);
-    out->carry_len = 0;
-    if (out->cd != (iconv_t)-1)
-        iconv(out->cd, NULL, NULL, NULL, NULL);
+    size_t i;
+
+    for (i = 0; i < OUTPUT_STREAMS; i++) {
+        struct decoder *dec = &out->dec[i];
+
+        if (dec->carry_len > 0)
+            output_append(out, REPLACEMENT, 3);
+        dec->carry_len = 0;
+        if (dec->cd != (iconv_t)-1)
+            iconv(dec->cd, NULL, NULL, NULL, NULL);
+    }
 }
 
 static int output__is_utf8(const char *name)
@@ -470,19 +493,28 @@ static int output__is_utf8(const char *name)
 
 int output_set_encoding(output_t *out, const char *encoding)
 {
-    iconv_t cd = (iconv_t)-1;
+    iconv_t cd[OUTPUT_STREAMS];
+    size_t i;
 
     if (out->encoding != NULL && strcasecmp(out->encoding, encoding) == 0)
         return 0;
-    if (!output__is_utf8(encoding)) {
-        cd = iconv_open("UTF-8", encoding);
-        if (cd == (iconv_t)-1)
+    for (i = 0; i < OUTPUT_STREAMS; i++) {
+        cd[i] = (iconv_t)-1;
+        if (output__is_utf8(encoding))
+            continue;
+        cd[i] = iconv_open("UTF-8", encoding);
+        if (cd[i] == (iconv_t)-1) {
+            while (i-- > 0)
+                iconv_close(cd[i]);
             return -EINVAL;
+        }
     }
     output_feed_end(out);
-    if (out->cd != (iconv_t)-1)
-        iconv_close(out->cd);
-    out->cd = cd;
+    for (i = 0; i < OUTPUT_STREAMS; i++) {
+        if (out->dec[i].cd != (iconv_t)-1)
+            iconv_close(out->dec[i].cd);
+        out->dec[i].cd = cd[i];
+    }
     free(out->encoding);
     out->encoding = xstrdup(encoding);
     return 0;
@@ -492,10 +524,13 @@ int output_set_encoding(output_t *out, const char *encoding)
 
 static void output__maybe_free(output_t *out)
 {
+    size_t i;
+
     if (!out->closing || out->handles_open > 0 || out->fs_step != FS_IDLE)
         return;
-    if (out->cd != (iconv_t)-1)
-        iconv_close(out->cd);
+    for (i = 0; i < OUTPUT_STREAMS; i++)
+        if (out->dec[i].cd != (iconv_t)-1)
+            iconv_close(out->dec[i].cd);
     pending_clear(&out->live);
     pending_clear(&out->log);
     free(out->encoding);
@@ -734,9 +769,11 @@ output_t *output_new(uv_loop_t *loop, const char *log_path,
                      void *data)
 {
     output_t *out = xcalloc(1, sizeof(*out));
+    size_t i;
 
     out->loop = loop;
-    out->cd = (iconv_t)-1;
+    for (i = 0; i < OUTPUT_STREAMS; i++)
+        out->dec[i].cd = (iconv_t)-1;
     out->fs_fd = -1;
     out->hist = xmalloc(OUTPUT_HISTORY_MAX);
     out->listener = listener;

@@ -93,7 +93,18 @@ void output_discard_log(output_t *out);
  */
 int output_set_encoding(output_t *out, const char *encoding);
 
-/* Appends raw process bytes, decoding them with the current encoding. */
+/* Process streams with a decoder each. */
+enum output_stream { OUTPUT_STDOUT, OUTPUT_STDERR, OUTPUT_STREAMS };
+
+/*
+ * Appends raw bytes of one process stream (OUTPUT_STDOUT or OUTPUT_STDERR),
+ * decoding them with the current encoding. Each stream carries its own
+ * incomplete character over to its next read.
+ */
+void output_feed_stream(output_t *out, int stream, const char *bytes,
+                        size_t len);
+
+/* output_feed_stream() for stdout. */
 void output_feed(output_t *out, const char *bytes, size_t len);
 
 /*

@@ -142,6 +142,23 @@ static void decode_utf8_split_mid_character(void **state)
     output_free(out);
 }
 
+/* stderr bytes between two halves of a stdout character break neither. */
+static void decode_streams_split_separately(void **state)
+{
+    struct fixture *f = *state;
+    output_t *out = output_new(&f->loop, NULL, "gbk", NULL, NULL);
+    char *text;
+
+    output_feed_stream(out, OUTPUT_STDOUT, "\xc4", 1);
+    output_feed_stream(out, OUTPUT_STDERR, "\xba", 1);
+    output_feed_stream(out, OUTPUT_STDOUT, "\xe3\n", 2);
+    output_feed_stream(out, OUTPUT_STDERR, "\xc3\n", 2);
+    text = history(out);
+    assert_string_equal(text, "你\n好\n");
+    free(text);
+    output_free(out);
+}
+
 static void decode_invalid_bytes_replaced(void **state)
 {
     struct fixture *f = *state;
@@ -500,6 +517,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(live_flood_drop_keeps_sequences, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(decode_streams_split_separately,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(log_file_appended, setup, teardown),
         cmocka_unit_test_setup_teardown(log_file_restarts_over_cap, setup,
                                         teardown),
