@@ -498,8 +498,8 @@ node_t *api__node_or_fail(api_call_t *call)
     return NULL;
 }
 
-static void api__on_forward(int status, json_t *data, const char *error,
-                            void *ctx)
+void api__on_node_reply(int status, json_t *data, const char *error,
+                        void *ctx)
 {
     api_call_t *call = ctx;
 
@@ -512,7 +512,7 @@ static void api__on_forward(int status, json_t *data, const char *error,
 void api__forward(api_call_t *call, node_t *node, const char *event,
                   json_t *data, int timeout_ms)
 {
-    node_request(node, event, data, timeout_ms, api__on_forward, call);
+    node_request(node, event, data, timeout_ms, api__on_node_reply, call);
     json_decref(data);
 }
 

@@ -133,17 +133,6 @@ void api__instance_delete(api_call_t *call)
 
 /* ---- /api/protected_instance ---- */
 
-static void api__on_power_reply(int status, json_t *data, const char *error,
-                                void *ctx)
-{
-    api_call_t *call = ctx;
-
-    if (status == 200)
-        api__done_json(call, 200, data != NULL ? json_incref(data) : NULL);
-    else
-        api__done_error(call, 500, error != NULL ? error : "request failed");
-}
-
 /* Starting can take longer than the request timeout. MCSManager then
  * responds {} with 200 and lets the client poll the status. */
 static void api__on_open_reply(int status, json_t *data, const char *error,
@@ -152,7 +141,7 @@ static void api__on_open_reply(int status, json_t *data, const char *error,
     if (status == -ETIMEDOUT)
         api__done_json(ctx, 200, json_object());
     else
-        api__on_power_reply(status, data, error, ctx);
+        api__on_node_reply(status, data, error, ctx);
 }
 
 static void api__power(api_call_t *call, const char *event, node_request_cb cb)
@@ -174,17 +163,17 @@ void api__instance_open(api_call_t *call)
 
 void api__instance_stop(api_call_t *call)
 {
-    api__power(call, "instance/stop", api__on_power_reply);
+    api__power(call, "instance/stop", api__on_node_reply);
 }
 
 void api__instance_restart(api_call_t *call)
 {
-    api__power(call, "instance/restart", api__on_power_reply);
+    api__power(call, "instance/restart", api__on_node_reply);
 }
 
 void api__instance_kill(api_call_t *call)
 {
-    api__power(call, "instance/kill", api__on_power_reply);
+    api__power(call, "instance/kill", api__on_node_reply);
 }
 
 void api__instance_command(api_call_t *call)

@@ -143,6 +143,13 @@ void api__set_cookie(api_call_t *call, const session_t *s);
  */
 node_t *api__node_or_fail(api_call_t *call);
 /*
+ * Node reply callback that finishes call: status 200 sends the daemon's
+ * data (200), anything else the error text (500).
+ */
+void api__on_node_reply(int status, json_t *data, const char *error,
+                        void *ctx);
+
+/*
  * Sends event with data (stolen) to node and responds to the call with the
  * daemon's reply data unchanged (200), or 500 with the daemon's error.
  */
