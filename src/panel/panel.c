@@ -326,12 +326,65 @@ static int panel__create_admin(panel_t *p)
     return 0;
 }
 
+/* Copies the value after "<label>" on its line of text into out. */
+static void panel__summary_value(const char *text, const char *label,
+                                 char *out, size_t size)
+{
+    const char *at = strstr(text, label);
+    size_t len;
+
+    if (at == NULL)
+        return;
+    at += strlen(label);
+    at += strspn(at, " ");
+    len = strcspn(at, "\n");
+    if (len < size) {
+        memcpy(out, at, len);
+        out[len] = '\0';
+    }
+}
+
+/*
+ * A first start that ended before the daemon answered left the demo
+ * instance uncreated; first-run.txt then says so and still has the
+ * credentials, so this start creates the instance and completes the file.
+ * Returns 1 when the demo instance is pending again.
+ */
+static int panel__resume_demo(panel_t *p)
+{
+    char *text = fs_read_all(p->first_run_path, NULL);
+    int pending = 0;
+
+    if (text == NULL)
+        return 0;
+    if (p->options->demo_dir != NULL &&
+        strstr(text, "demo instance: not created yet") != NULL) {
+        panel__summary_value(text, "password:", p->admin_password,
+                             sizeof(p->admin_password));
+        panel__summary_value(text, "API key:", p->admin_key,
+                             sizeof(p->admin_key));
+        pending = p->admin_key[0] != '\0';
+    }
+    sodium_memzero(text, strlen(text));
+    free(text);
+    return pending;
+}
+
 static void panel__bootstrap_demo(panel_t *p)
 {
     struct stat st;
 
     p->first_run_path = xasprintf("%s/first-run.txt", p->options->data_dir);
     if (store_user_count(p->store) > 0) {
+        if (panel__resume_demo(p)) {
+            log_info("the demo instance of the first start was not "
+                     "created; creating it now");
+            p->demo_pending = 1;
+            /* The password was printed at the first start; this start
+             * prints only the command that starts the demo. */
+            p->summary_printed = 1;
+            return;
+        }
         if (stat(p->first_run_path, &st) == 0)
             log_info("the first-run credentials are in %s", p->first_run_path);
         return;
