@@ -75,8 +75,8 @@ typedef struct instance_callbacks {
 /* Daemon-wide settings for creating and loading instances. */
 typedef struct instance_options {
     uv_loop_t *loop;
-    const char *config_dir; /* InstanceConfig folder, holds <uuid>.json */
-    const char *log_dir;    /* InstanceLog folder, holds <uuid>.log */
+    const char *config_dir; /* InstanceConfig folder, contains <uuid>.json */
+    const char *log_dir;    /* InstanceLog folder, contains <uuid>.log */
     /*
      * Parent of default working folders: a new instance whose cwd is "" or
      * "." gets <data_dir>/<uuid>. Must be absolute.

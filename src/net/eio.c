@@ -343,7 +343,7 @@ static void queue_move_to_ws(eio_session_t *s)
  * does it: on WebSocket the close frame waits until they are written, on
  * polling they and a close packet wait for the next GET. Either wait lasts
  * at most ping_timeout_ms. Without flush (the transport failed, or the peer
- * is not answering) the session goes at once. Calling it again on a closing
+ * is not responding) the session goes at once. Calling it again on a closing
  * session without flush ends the wait.
  */
 static void session_close(eio_session_t *s, const char *reason, int flush)
@@ -514,7 +514,7 @@ static void upgrade_complete(eio_session_t *s)
 }
 
 /*
- * The probe exchange: the client sends "2probe", the server answers
+ * The probe exchange: the client sends "2probe", the server replies
  * "3probe" and releases the held GET with a noop, then the client sends
  * "5" and the WebSocket becomes the transport. Anything else aborts the
  * upgrade only.

@@ -14,8 +14,8 @@
 /*
  * h2o buffers a whole request body before it calls the handler. Bodies up
  * to H2O_BODY_LIMIT reach http.c, which rejects those over HTTP_MAX_BODY
- * with a 413 in MCSManager's envelope; h2o itself rejects larger ones
- * with its own plain-text 413, so one request never holds more than this.
+ * with a 413 in MCSManager's envelope. h2o itself rejects larger ones
+ * with its own plain-text 413, so one request never buffers more.
  */
 #define H2O_BODY_LIMIT (4 * HTTP_MAX_BODY)
 
@@ -438,9 +438,9 @@ static void http__on_drain_tick(uv_timer_t *timer)
     /*
      * h2o 2.2.5 ends idle keep-alive connections only when their request
      * timeout fires (up to 10 s later). Firing that timeout now closes
-     * every connection that waits for a request; those with a response in
-     * flight are not on it and close once the response is written, since
-     * shutdown makes them non-persistent.
+     * every connection that waits for a request. Those with a response in
+     * flight are not on it, and they close once the response is written
+     * because shutdown makes them non-persistent.
      */
     h2o_timeout_run(server->loop, &server->context.http1.req_timeout,
                     UINT64_MAX / 2);
@@ -455,7 +455,7 @@ static void http__on_drain_tick(uv_timer_t *timer)
     /*
      * h2o_context_dispose() runs the loop itself (UV_RUN_NOWAIT) until its
      * own timers are closed, so the memory they live in can be freed once
-     * it returns; the drain timer is closed last for that reason.
+     * it returns. The drain timer is closed last for that reason.
      */
     h2o_context_dispose(&server->context);
     h2o_config_dispose(&server->config);

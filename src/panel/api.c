@@ -1035,7 +1035,7 @@ static void api__run(api_call_t *call)
 }
 
 /*
- * With the crossDomain setting, every answer allows any origin, as in
+ * With the crossDomain setting, every response allows any origin, as in
  * MCSManager; X-Request-Api-Key is allowed too so that browsers can send
  * a key. Returns 1 when cross-origin requests are allowed.
  */
@@ -1072,7 +1072,7 @@ void api_handle(http_request_t *req, void *data)
     }
     if (api__add_cors(api, req) &&
         strcmp(http_request_method(req), "OPTIONS") == 0) {
-        /* A preflight needs a 2xx answer and no body. */
+        /* A preflight needs a 2xx response and no body. */
         http_respond(req, 204, NULL, "", 0);
         return;
     }
@@ -1192,7 +1192,7 @@ void api_close(api_t *api)
     api->closing = 1;
     uv_close((uv_handle_t *)&api->chart_timer, NULL);
     /* Freeing the nodes fails their pending requests, whose callbacks
-     * answer the waiting HTTP requests; api->nodes is NULL by then so no
+     * respond to the waiting HTTP requests; api->nodes is NULL by then so no
      * handler can reach a node being freed. */
     nodes = api->nodes;
     api->nodes = NULL;
