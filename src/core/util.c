@@ -55,17 +55,23 @@ char *xstrdup(const char *s)
     return xstrndup(s, strlen(s));
 }
 
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    char *out;
+
+    if (vasprintf(&out, fmt, ap) < 0)
+        util__oom(0);
+    return out;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
     va_list ap;
     char *out;
-    int n;
 
     va_start(ap, fmt);
-    n = vasprintf(&out, fmt, ap);
+    out = xvasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0)
-        util__oom(0);
     return out;
 }
 

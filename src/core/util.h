@@ -1,6 +1,7 @@
 #ifndef HEARTH_CORE_UTIL_H
 #define HEARTH_CORE_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,9 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Formats into a new string that the caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* xasprintf() with a va_list. */
+char *xvasprintf(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
 
 /* Milliseconds since the Unix epoch (wall clock). */
 int64_t util_now_ms(void);

@@ -571,16 +571,11 @@ static void instance__print(instance_t *inst, const char *level,
 static void instance__print(instance_t *inst, const char *level,
                             const char *fmt, ...)
 {
-    va_list ap, copy;
+    va_list ap;
     char *text;
-    int n;
 
     va_start(ap, fmt);
-    va_copy(copy, ap);
-    n = vsnprintf(NULL, 0, fmt, copy);
-    va_end(copy);
-    text = xmalloc(n > 0 ? (size_t)n + 1 : 1);
-    vsnprintf(text, n > 0 ? (size_t)n + 1 : 1, fmt, ap);
+    text = xvasprintf(fmt, ap);
     va_end(ap);
     /* A callback may have released the instance (output is then NULL). */
     if (inst->output != NULL)
@@ -599,16 +594,11 @@ static int instance__fail(instance_t *inst, char **err, int rc,
 static int instance__fail(instance_t *inst, char **err, int rc,
                           const char *fmt, ...)
 {
-    va_list ap, copy;
+    va_list ap;
     char *msg;
-    int n;
 
     va_start(ap, fmt);
-    va_copy(copy, ap);
-    n = vsnprintf(NULL, 0, fmt, copy);
-    va_end(copy);
-    msg = xmalloc(n > 0 ? (size_t)n + 1 : 1);
-    vsnprintf(msg, n > 0 ? (size_t)n + 1 : 1, fmt, ap);
+    msg = xvasprintf(fmt, ap);
     va_end(ap);
 
     if (inst->output != NULL)
