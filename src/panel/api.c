@@ -498,6 +498,16 @@ node_t *api__node_or_fail(api_call_t *call)
     return NULL;
 }
 
+void api__clamp_page(int *page, int *page_size)
+{
+    if (*page < 1)
+        *page = 1;
+    if (*page_size < 1)
+        *page_size = 1;
+    if (*page_size > 50)
+        *page_size = 50;
+}
+
 void api__on_node_reply(int status, json_t *data, const char *error,
                         void *ctx)
 {

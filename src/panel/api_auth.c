@@ -1049,12 +1049,7 @@ void api__auth_search(api_call_t *call)
         role = atoi(role_text);
         role_ptr = &role;
     }
-    if (page < 1)
-        page = 1;
-    if (page_size < 1)
-        page_size = 1;
-    if (page_size > 50)
-        page_size = 50;
+    api__clamp_page(&page, &page_size);
     if (store_user_search(call->api->store, name, role_ptr, page, page_size,
                           &result) != 0) {
         api__done_error(call, 500,

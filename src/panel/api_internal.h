@@ -142,6 +142,10 @@ void api__set_cookie(api_call_t *call, const session_t *s);
  * ends the call, and returns NULL.
  */
 node_t *api__node_or_fail(api_call_t *call);
+/* Clamps paging parameters as MCSManager does: page >= 1, page size from
+ * 1 to 50. */
+void api__clamp_page(int *page, int *page_size);
+
 /*
  * Node reply callback that finishes call: status 200 sends the daemon's
  * data (200), anything else the error text (500).

@@ -112,12 +112,7 @@ void api__service_instances(api_call_t *call)
 
     if (node == NULL)
         return;
-    if (page < 1)
-        page = 1;
-    if (page_size < 1)
-        page_size = 1;
-    if (page_size > 50)
-        page_size = 50;
+    api__clamp_page(&page, &page_size);
     if (tag_text == NULL) {
         tags = json_array();
     } else {
