@@ -4,7 +4,7 @@
 # `wrk -t2 -c8 -d10s` on loopback, next to a baseline server that returns
 # a fixed JSON body for the same wrk settings on the same machine.
 #
-# Baseline: nginx when installed, else Hearth's own HTTP layer answering a
+# Baseline: nginx when installed, else Hearth's own HTTP layer responding with a
 # fixed body (bench/static_server.c), else a Node.js http server. The
 # script prints which one it used.
 set -eu

@@ -11,8 +11,9 @@
  */
 int fs_write_atomic(const char *path, const char *data, size_t len);
 
-/* fs_write_atomic() with the given file mode, for example 0600 for files
- * that contain secrets; the mode holds from the first byte written. */
+/* Writes like fs_write_atomic() with the given file mode, for example 0600
+ * for files that contain secrets. The file has that mode from its first
+ * byte. */
 int fs_write_atomic_mode(const char *path, const char *data, size_t len,
                          mode_t mode);
 

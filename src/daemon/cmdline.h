@@ -8,9 +8,11 @@
  * separated by spaces; a double-quoted segment may contain spaces; the
  * double quotes are removed only when they enclose the whole token; an
  * unmatched quote is an error; the literal text {quotes} inside a token
- * becomes a double quote after splitting. Hearth's addition: a
- * single-quoted segment groups like in sh and loses its quotes, so that
- * sh -c 'a; b' works (MCSManager splits it at every space). Placeholders
+ * becomes a double quote after splitting.
+ *
+ * Hearth adds one rule: a single-quoted segment groups as in sh and loses
+ * its quotes, so sh -c 'a; b' is three arguments. MCSManager splits it at
+ * every space. Placeholders
  * ({mcsm_...}) are expanded before splitting by the caller.
  */
 

@@ -268,11 +268,11 @@ static const struct field *field_find(const struct field *fields,
 static char *field_error(const char *prefix, const char *key,
                          const json_t *value, const char *expected)
 {
-    char *shown = json_brief(value);
+    char *brief = json_brief(value);
     char *msg = xasprintf("Invalid value for %s%s: %s is not %s", prefix, key,
-                          shown, expected);
+                          brief, expected);
 
-    free(shown);
+    free(brief);
     return msg;
 }
 
@@ -1278,12 +1278,12 @@ static void proc__read_cb(uv_stream_t *stream, ssize_t nread,
 {
     struct proc *proc = stream->data;
     instance_t *inst = proc->inst;
-    int which = stream == (uv_stream_t *)&proc->out ? OUTPUT_STDOUT
-                                                    : OUTPUT_STDERR;
+    int source = stream == (uv_stream_t *)&proc->out ? OUTPUT_STDOUT
+                                                     : OUTPUT_STDERR;
 
     if (nread > 0) {
         if (inst->output != NULL)
-            output_feed_stream(inst->output, which, buf->base,
+            output_feed_stream(inst->output, source, buf->base,
                                (size_t)nread);
         return;
     }

@@ -182,14 +182,14 @@ json_t *instance_process_info_json(const instance_t *inst);
 json_t *instance_detail_json(const instance_t *inst, int full);
 
 /*
- * Applies an update (instance/update) to the config: for each known key
- * whose value is not null, the value replaces the old one after coercion
- * (number fields accept numbers, numeric strings and booleans, "" means
- * unchanged, anything else is -EINVAL naming the field and the value;
- * string fields take the text of numbers and booleans; boolean fields take
- * truthiness); nested objects (terminalOption, eventTask, java, docker,
- * pingConfig, extraServiceConfig) are merged key by key; unknown keys are
- * ignored. stopTimeout is clamped to 0..86400 and floored. A startCommand
+ * Applies an update (instance/update) to the config. For each known key
+ * whose value is not null, the value replaces the old one after coercion.
+ * Number fields accept numbers, numeric strings and booleans, and "" means
+ * unchanged; anything else is -EINVAL naming the field and the value.
+ * String fields take the text of numbers and booleans, and boolean fields
+ * take truthiness. Nested objects (terminalOption, eventTask, java, docker,
+ * pingConfig, extraServiceConfig) are merged key by key, and unknown keys
+ * are ignored. stopTimeout is clamped to 0..86400 and floored. A startCommand
  * containing a newline or carriage return is rejected. Changing type,
  * processType, enableRcon or terminalOption.pty is rejected (-EBUSY)
  * unless the instance is stopped or busy; the PTY window size is then

@@ -641,8 +641,8 @@ static void handle_poll(eio_session_t *s, http_request_t *req)
             session_close(s, "transport error", 0);
             return;
         }
-        /* The previous GET's client went away before anything was sent
-         * on it, so nothing is lost by replacing it. */
+        /* A GET is held only while nothing is queued, and this one's
+         * client went away, so replacing it loses no packet. */
         http_respond(s->poll, 200, NULL, "", 0);
     }
     s->poll = req;

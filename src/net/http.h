@@ -100,7 +100,7 @@ typedef struct http_ws_callbacks {
 int http_request_is_websocket(http_request_t *req);
 /*
  * Completes the handshake (101) and releases req. Returns the connection,
- * or NULL (req answered 400 and released) if req is not an upgrade request.
+ * or NULL (req gets a 400 and is released) if req is not an upgrade request.
  */
 http_ws_t *http_upgrade_websocket(http_request_t *req,
                                   const http_ws_callbacks_t *cb, void *user);

@@ -13,9 +13,9 @@
 /*
  * The panel's HTTP API: MCSManager's /api routes with its envelope, status
  * codes, query aliases, permission rules and texts. Requests are served from
- * the store or forwarded to daemons through nodes. The route table and the
- * request pipeline (route match, credentials, rate limit, ownership guard,
- * permission, body, validators, handler) live in api.c; the handlers live
+ * the store or forwarded to daemons through nodes. api.c contains the route
+ * table and the request pipeline: route match, credentials, rate limit,
+ * ownership guard, permission, body, validators, handler. The handlers are
  * in api_auth.c, api_service.c and api_instance.c.
  */
 

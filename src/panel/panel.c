@@ -345,7 +345,7 @@ static void panel__summary_value(const char *text, const char *label,
 }
 
 /*
- * A first start that ended before the daemon answered left the demo
+ * A first start that ended before the daemon responded left the demo
  * instance uncreated; first-run.txt then says so and still has the
  * credentials, so this start creates the instance and completes the file.
  * Returns 1 when the demo instance is pending again.

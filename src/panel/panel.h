@@ -2,7 +2,7 @@
 #define HEARTH_PANEL_PANEL_H
 
 typedef struct panel_options {
-    const char *data_dir; /* holds hearth.db (SQLite) */
+    const char *data_dir; /* contains hearth.db (SQLite) */
     const char *host;     /* "127.0.0.1" */
     int port;             /* 23333 */
     /*

@@ -3,7 +3,7 @@
 Each test reproduces one reported kind of failure against the real panel
 and daemon. The programs are POSIX sh one-liners that stand in for a game
 server. Where MCSManager 10.18.2 replies differently from what a report
-expected, the test follows 10.18.2 and its comment says so.
+expected, the test follows 10.18.2 and its comment states that.
 """
 
 import os

@@ -29,7 +29,7 @@ def test_demo_created_on_later_start(tmp_path):
                   str(daemon_dir), "--demo", str(DEMO_DIR)]
 
     # The daemon writes its key and port, then is stopped, so the panel's
-    # first start registers a node that does not answer.
+    # first start registers a node that does not respond.
     stop(start(daemon_args, "daemon-1", tmp_path))
     panel = start(panel_args, "panel-1", tmp_path)
     wait_for(lambda: first_run.exists(), 10, what="first-run.txt")

@@ -23,7 +23,7 @@ DAEMON_PORT = 24444
 
 
 def port_in_use(port):
-    """Return True when a listener holds 127.0.0.1:port."""
+    """Return True when a listener is bound to 127.0.0.1:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Connections of an earlier run in TIME_WAIT do not stop a server
         # that sets SO_REUSEADDR, so they must not count here either.

@@ -1212,7 +1212,7 @@ static void history_survives_reload(void **state)
     assert_true(wait_output(f, "line1\nline2\nline3\n", 2000));
 }
 
-static void delete_refuses_running_and_removes(void **state)
+static void delete_rejects_running_then_removes(void **state)
 {
     struct fixture *f = *state;
     char *err = NULL, *config_path, *cwd;
@@ -1242,7 +1242,7 @@ static void delete_refuses_running_and_removes(void **state)
     free(cwd);
 }
 
-static void delete_refuses_shared_folder(void **state)
+static void delete_rejects_shared_folder(void **state)
 {
     struct fixture *f = *state;
     char *err = NULL, *config;
@@ -1339,8 +1339,8 @@ int main(void)
         T(ansi_and_outputlog_size),
         T(output_flood_bounded),
         T(history_survives_reload),
-        T(delete_refuses_running_and_removes),
-        T(delete_refuses_shared_folder),
+        T(delete_rejects_running_then_removes),
+        T(delete_rejects_shared_folder),
         T(free_while_running),
         T(busy_blocks_start),
         T(update_rejects_type_change_while_running),

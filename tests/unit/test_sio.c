@@ -2,7 +2,7 @@
  * Socket.IO and Engine.IO server logic without a network: this file
  * defines the http_* functions that eio.c and sio.c call, so the linker
  * takes these fakes instead of http.c. A fake request records its response
- * and stays alive until the test frees it; a fake WebSocket records the
+ * and stays alive until the test frees it. A fake WebSocket records the
  * messages sent on it, and the test decides when it closes.
  */
 #include <setjmp.h>
